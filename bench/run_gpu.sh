@@ -12,10 +12,10 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 } 2>&1 | tee "$OUT/machine.txt"
 TOKASAURUS_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="8.0 9.0a" python3 setup.py build_ext --inplace \
   > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-python3 -m pytest tests/kernels -q -p no:cacheprovider 2>&1 | tee "$OUT/cuda_tests.txt" | tail -25
+timeout 300 python3 -m pytest tests/kernels -q -p no:cacheprovider -k "cuda" 2>&1 | tee "$OUT/cuda_tests.txt" | tail -25
 FILTER=${1:-}
-python3 -m pytest bench/test_attention_bench.py --device cuda --rounds 20 -q ${FILTER:+-k "$FILTER"} \
+timeout 200 python3 -m pytest bench/test_attention_bench.py --device cuda --rounds 20 -q ${FILTER:+-k "$FILTER"} \
   --benchmark-json "$OUT/attention_cuda.json" > "$OUT/attention_bench.log" 2>&1 || tail -30 "$OUT/attention_bench.log"
-python3 -m pytest bench/test_kv_bench.py --device cuda --rounds 20 -q \
+timeout 60 python3 -m pytest bench/test_kv_bench.py --device cuda --rounds 20 -q \
   --benchmark-json "$OUT/kv_cuda.json" > "$OUT/kv_bench.log" 2>&1 || tail -30 "$OUT/kv_bench.log"
 python3 bench/summarize.py "$OUT/attention_cuda.json" "$OUT/kv_cuda.json" | tee "$OUT/summary.md"

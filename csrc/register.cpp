@@ -1,5 +1,7 @@
 // The one registration point of the extension: op schemas, their CPU and CUDA implementations (the same
 // device-dispatching functions from csrc/ops) and Meta implementations that compute only output shapes.
+// The `.out` overloads mutate caller buffers and return nothing: torch.compile rejects custom ops whose
+// outputs alias their inputs.
 #include <torch/library.h>
 
 #include "ops/ops.h"
@@ -43,15 +45,15 @@ TORCH_LIBRARY(tokasaurus_ext, m) {
         "bool check_bounds=True) -> (Tensor, Tensor)");
   m.def("merge_attention_states(Tensor out_a, Tensor lse_a, Tensor out_b, Tensor lse_b) -> (Tensor, Tensor)");
   m.def("kv_gather.out(Tensor k_cache, Tensor v_cache, Tensor block_table, Tensor seq_lens, int total_tokens, "
-        "bool check_bounds=True, *, Tensor(a!) k_out, Tensor(b!) v_out) -> (Tensor(a!), Tensor(b!))");
+        "bool check_bounds=True, *, Tensor(a!) k_out, Tensor(b!) v_out) -> ()");
   m.def("paged_attention.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor cu_q_lens, Tensor block_table, "
         "Tensor kv_lens, Tensor? kv_starts, float scale, int max_q_len, bool check_bounds=True, *, "
-        "Tensor(a!) out, Tensor(b!) lse) -> (Tensor(a!), Tensor(b!))");
+        "Tensor(a!) out, Tensor(b!) lse) -> ()");
   m.def("hydragen_prefix_attention.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor cu_group_q_lens, "
         "Tensor prefix_block_table, Tensor prefix_lens, float scale, int max_group_q_len, bool check_bounds=True, "
-        "*, Tensor(a!) out, Tensor(b!) lse) -> (Tensor(a!), Tensor(b!))");
+        "*, Tensor(a!) out, Tensor(b!) lse) -> ()");
   m.def("merge_attention_states.out(Tensor out_a, Tensor lse_a, Tensor out_b, Tensor lse_b, *, "
-        "Tensor(a!) out, Tensor(b!) lse) -> (Tensor(a!), Tensor(b!))");
+        "Tensor(a!) out, Tensor(b!) lse) -> ()");
 }
 
 #define TOKASAURUS_IMPL_DEVICE(dispatch_key)                                               \
@@ -79,17 +81,13 @@ TORCH_LIBRARY_IMPL(tokasaurus_ext, Meta, m) {
   m.impl("hydragen_prefix_attention", &tokasaurus::ops::hydragen_prefix_attention_meta);
   m.impl("merge_attention_states", &tokasaurus::ops::merge_attention_states_meta);
   m.impl("kv_gather.out", [](const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, bool,
-                             at::Tensor& k_out, at::Tensor& v_out) { return std::forward_as_tuple(k_out, v_out); });
+                             at::Tensor&, at::Tensor&) {});
   m.impl("paged_attention.out",
          [](const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-            const at::Tensor&, const c10::optional<at::Tensor>&, double, int64_t, bool, at::Tensor& out,
-            at::Tensor& lse) { return std::forward_as_tuple(out, lse); });
+            const at::Tensor&, const c10::optional<at::Tensor>&, double, int64_t, bool, at::Tensor&, at::Tensor&) {});
   m.impl("hydragen_prefix_attention.out",
          [](const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-            const at::Tensor&, double, int64_t, bool, at::Tensor& out, at::Tensor& lse) {
-           return std::forward_as_tuple(out, lse);
-         });
+            const at::Tensor&, double, int64_t, bool, at::Tensor&, at::Tensor&) {});
   m.impl("merge_attention_states.out",
-         [](const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor& out,
-            at::Tensor& lse) { return std::forward_as_tuple(out, lse); });
+         [](const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&, at::Tensor&) {});
 }

@@ -45,9 +45,8 @@ def kv_gather(
     ``[total_tokens, kv_heads, head_dim]`` K and V buffers, sequences one after another (into ``out`` if given)."""
     if out is None:
         return _ops.kv_gather(k_cache, v_cache, block_table, seq_lens, total_tokens, check_bounds)
-    return _ops.kv_gather.out(
-        k_cache, v_cache, block_table, seq_lens, total_tokens, check_bounds, k_out=out[0], v_out=out[1]
-    )
+    _ops.kv_gather.out(k_cache, v_cache, block_table, seq_lens, total_tokens, check_bounds, k_out=out[0], v_out=out[1])
+    return out
 
 
 def paged_attention(
@@ -73,7 +72,8 @@ def paged_attention(
     args = (q, k_cache, v_cache, cu_q_lens, block_table, kv_lens, kv_starts, scale, max_q_len, check_bounds)
     if out is None:
         return _ops.paged_attention(*args)
-    return _ops.paged_attention.out(*args, out=out[0], lse=out[1])
+    _ops.paged_attention.out(*args, out=out[0], lse=out[1])
+    return out
 
 
 def hydragen_prefix_attention(
@@ -95,7 +95,8 @@ def hydragen_prefix_attention(
     args = (q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, prefix_lens, scale, max_group_q_len, check_bounds)
     if out is None:
         return _ops.hydragen_prefix_attention(*args)
-    return _ops.hydragen_prefix_attention.out(*args, out=out[0], lse=out[1])
+    _ops.hydragen_prefix_attention.out(*args, out=out[0], lse=out[1])
+    return out
 
 
 def merge_attention_states(
@@ -109,4 +110,5 @@ def merge_attention_states(
     ``exp(lse)``, max-subtracted, in fp32. Returns ``(out, lse)`` of attention over the union."""
     if out is None:
         return _ops.merge_attention_states(out_a, lse_a, out_b, lse_b)
-    return _ops.merge_attention_states.out(out_a, lse_a, out_b, lse_b, out=out[0], lse=out[1])
+    _ops.merge_attention_states.out(out_a, lse_a, out_b, lse_b, out=out[0], lse=out[1])
+    return out

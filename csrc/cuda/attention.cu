@@ -118,11 +118,13 @@ __global__ void __launch_bounds__(128) attention_simt_kernel(AttentionParams p) 
     for (int offset = kPerRow / 2; offset > 0; offset /= 2)
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
     const float new_max = fmaxf(row_max, tile_max);
-    if (new_max == -INFINITY) continue;  // this row sees none of these keys (nor any before)
-    const float alpha = exp2f(row_max - new_max);
+    // A row that has seen no key yet keeps max -inf; subtracting 0 instead keeps exp2 finite (it yields 0s).
+    // (No early `continue` here: every lane of the warp must reach the shuffles below.)
+    const float use_max = new_max == -INFINITY ? 0.0f : new_max;
+    const float alpha = exp2f(row_max - use_max);
     float part = 0.0f;
     for (int j = sub; j < kKeys; j += kPerRow) {
-      const float e = exp2f(p_s[row][j] - new_max);
+      const float e = exp2f(p_s[row][j] - use_max);
       p_s[row][j] = e;
       part += e;
     }

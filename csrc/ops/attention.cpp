@@ -7,10 +7,23 @@
 namespace tokasaurus::ops {
 namespace {
 
-void run_attention(const char* op, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+// Argument names as each op's schema spells them, for error messages.
+struct AttentionArgNames {
+  const char* op;
+  const char* cu_q_lens;
+  const char* block_table;
+  const char* kv_lens;
+  const char* max_q_len;
+};
+constexpr AttentionArgNames kPagedNames{"paged_attention", "cu_q_lens", "block_table", "kv_lens", "max_q_len"};
+constexpr AttentionArgNames kPrefixNames{"hydragen_prefix_attention", "cu_group_q_lens", "prefix_block_table",
+                                         "prefix_lens", "max_group_q_len"};
+
+void run_attention(const AttentionArgNames& names, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                    const at::Tensor& cu_q_lens, const at::Tensor& block_table, const at::Tensor& kv_lens,
                    const c10::optional<at::Tensor>& kv_starts, double scale, int64_t max_q_len, bool check_bounds,
                    bool causal, at::Tensor& out, at::Tensor& lse) {
+  const char* op = names.op;
   check_kv_caches(k_cache, v_cache, op);
   const int64_t kv_heads = k_cache.size(2), dim = k_cache.size(3);
   TORCH_CHECK_VALUE(q.dim() == 3, op, ": q must be [num_tokens, q_heads, head_dim], got ", q.sizes());
@@ -22,16 +35,18 @@ void run_attention(const char* op, const at::Tensor& q, const at::Tensor& k_cach
   TORCH_CHECK_VALUE(q.stride(2) == 1, op, ": q must be contiguous in head_dim");
   TORCH_CHECK_VALUE(std::isfinite(scale) && scale > 0, op, ": scale must be a positive finite number, got ", scale);
   check_same_device(q, k_cache, op, "q");
-  check_index(cu_q_lens, at::kInt, 1, op, "cu_q_lens");
-  check_index(block_table, at::kInt, 2, op, "block_table");
-  check_index(kv_lens, at::kInt, 1, op, "kv_lens");
+  check_index(cu_q_lens, at::kInt, 1, op, names.cu_q_lens);
+  check_index(block_table, at::kInt, 2, op, names.block_table);
+  check_index(kv_lens, at::kInt, 1, op, names.kv_lens);
   const int64_t segments = kv_lens.size(0);
-  TORCH_CHECK_VALUE(cu_q_lens.size(0) == segments + 1, op, ": cu_q_lens must have ", segments + 1,
-                    " entries (one more than kv_lens), got ", cu_q_lens.size(0));
-  TORCH_CHECK_VALUE(block_table.size(0) == segments, op, ": block_table has ", block_table.size(0),
-                    " rows but kv_lens has ", segments, " entries");
-  for (const auto& [t, name] : {std::pair{cu_q_lens, "cu_q_lens"}, std::pair{block_table, "block_table"},
-                                std::pair{kv_lens, "kv_lens"}})
+  TORCH_CHECK_VALUE(cu_q_lens.size(0) == segments + 1, op, ": ", names.cu_q_lens, " must have ", segments + 1,
+                    " entries (one more than ", names.kv_lens, "), got ", cu_q_lens.size(0));
+  TORCH_CHECK_VALUE(block_table.size(0) == segments, op, ": ", names.block_table, " has ", block_table.size(0),
+                    " rows but ", names.kv_lens, " has ", segments, " entries");
+  TORCH_CHECK_VALUE(segments > 0 || q.size(0) == 0, op, ": ", q.size(0), " query rows but no sequences (",
+                    names.kv_lens, " is empty)");
+  for (const auto& [t, name] : {std::pair{cu_q_lens, names.cu_q_lens}, std::pair{block_table, names.block_table},
+                                std::pair{kv_lens, names.kv_lens}})
     check_same_device(t, q, op, name);
   if (kv_starts.has_value()) {
     check_index(*kv_starts, at::kInt, 1, op, "kv_starts");
@@ -39,10 +54,10 @@ void run_attention(const char* op, const at::Tensor& q, const at::Tensor& k_cach
                       " entries but kv_lens has ", segments);
     check_same_device(*kv_starts, q, op, "kv_starts");
   }
-  TORCH_CHECK_VALUE(max_q_len >= 0, op, ": max_q_len must be >= 0, got ", max_q_len);
+  TORCH_CHECK_VALUE(max_q_len >= 0, op, ": ", names.max_q_len, " must be >= 0, got ", max_q_len);
   if (check_bounds && segments > 0) {
-    check_cu_lens(cu_q_lens, q.size(0), max_q_len, op, "cu_q_lens");
-    check_pages(block_table, kv_lens, kv_starts, k_cache.size(1), k_cache.size(0), op);
+    check_cu_lens(cu_q_lens, q.size(0), max_q_len, op, names.cu_q_lens, names.max_q_len);
+    check_pages(block_table, kv_lens, kv_starts, k_cache.size(1), k_cache.size(0), op, names.block_table);
   }
 
   check_output(out, q.sizes(), q.scalar_type(), q, op, "out");
@@ -75,18 +90,18 @@ void run_attention(const char* op, const at::Tensor& q, const at::Tensor& k_cach
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> attention_meta(const at::Tensor& q) {
+  TORCH_CHECK_VALUE(q.dim() == 3, "attention: q must be [num_tokens, q_heads, head_dim], got ", q.sizes());
   return {at::empty(q.sizes(), q.options()), at::empty({q.size(0), q.size(1)}, q.options().dtype(at::kFloat))};
 }
 
-std::tuple<at::Tensor&, at::Tensor&> paged_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
+void paged_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
                                                          const at::Tensor& v_cache, const at::Tensor& cu_q_lens,
                                                          const at::Tensor& block_table, const at::Tensor& kv_lens,
                                                          const c10::optional<at::Tensor>& kv_starts, double scale,
                                                          int64_t max_q_len, bool check_bounds, at::Tensor& out,
                                                          at::Tensor& lse) {
-  run_attention("paged_attention", q, k_cache, v_cache, cu_q_lens, block_table, kv_lens, kv_starts, scale, max_q_len,
+  run_attention(kPagedNames, q, k_cache, v_cache, cu_q_lens, block_table, kv_lens, kv_starts, scale, max_q_len,
                 check_bounds, /*causal=*/true, out, lse);
-  return {out, lse};
 }
 
 std::tuple<at::Tensor, at::Tensor> paged_attention(const at::Tensor& q, const at::Tensor& k_cache,
@@ -100,13 +115,12 @@ std::tuple<at::Tensor, at::Tensor> paged_attention(const at::Tensor& q, const at
   return {out, lse};
 }
 
-std::tuple<at::Tensor&, at::Tensor&> hydragen_prefix_attention_out(
+void hydragen_prefix_attention_out(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& cu_group_q_lens,
     const at::Tensor& prefix_block_table, const at::Tensor& prefix_lens, double scale, int64_t max_group_q_len,
     bool check_bounds, at::Tensor& out, at::Tensor& lse) {
-  run_attention("hydragen_prefix_attention", q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, prefix_lens,
+  run_attention(kPrefixNames, q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, prefix_lens,
                 c10::nullopt, scale, max_group_q_len, check_bounds, /*causal=*/false, out, lse);
-  return {out, lse};
 }
 
 std::tuple<at::Tensor, at::Tensor> hydragen_prefix_attention(const at::Tensor& q, const at::Tensor& k_cache,

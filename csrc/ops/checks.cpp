@@ -38,12 +38,16 @@ void check_kv_caches(const at::Tensor& k_cache, const at::Tensor& v_cache, const
                     " differs from k_cache shape ", k_cache.sizes());
   TORCH_CHECK_VALUE(v_cache.scalar_type() == k_cache.scalar_type(), op, ": v_cache dtype ", v_cache.scalar_type(),
                     " differs from k_cache dtype ", k_cache.scalar_type());
+  for (int64_t d = 0; d < 4; ++d)
+    TORCH_CHECK_VALUE(k_cache.size(d) > 0, op, ": every k_cache dimension [num_pages, page_size, kv_heads, head_dim] ",
+                      "must be positive, got ", k_cache.sizes());
   TORCH_CHECK_VALUE(k_cache.is_contiguous() && v_cache.is_contiguous(), op, ": k_cache and v_cache must be contiguous");
   check_same_device(v_cache, k_cache, op, "v_cache");
   scalar_kind(k_cache, op, "k_cache");
 }
 
-void check_cu_lens(const at::Tensor& cu_lens, int64_t total, int64_t max_len, const char* op, const char* name) {
+void check_cu_lens(const at::Tensor& cu_lens, int64_t total, int64_t max_len, const char* op, const char* name,
+                   const char* max_name) {
   const at::Tensor cu = cu_lens.cpu();
   const int32_t* c = cu.data_ptr<int32_t>();
   const int64_t n = cu.numel() - 1;
@@ -52,13 +56,13 @@ void check_cu_lens(const at::Tensor& cu_lens, int64_t total, int64_t max_len, co
     const int64_t len = c[i + 1] - c[i];
     TORCH_CHECK_VALUE(len >= 0, op, ": ", name, " must be non-decreasing, but entry ", i + 1, " (", c[i + 1],
                       ") < entry ", i, " (", c[i], ")");
-    TORCH_CHECK_VALUE(len <= max_len, op, ": segment ", i, " has ", len, " queries, more than max_q_len=", max_len);
+    TORCH_CHECK_VALUE(len <= max_len, op, ": segment ", i, " has ", len, " queries, more than ", max_name, "=", max_len);
   }
   TORCH_CHECK_VALUE(c[n] == total, op, ": ", name, "[-1] must equal the number of query rows ", total, ", got ", c[n]);
 }
 
 void check_pages(const at::Tensor& block_table, const at::Tensor& lens, const c10::optional<at::Tensor>& starts,
-                 int64_t page_size, int64_t num_pages, const char* op) {
+                 int64_t page_size, int64_t num_pages, const char* op, const char* table_name) {
   const at::Tensor bt = block_table.cpu(), ln = lens.cpu();
   const at::Tensor st = starts.has_value() ? starts->cpu() : at::Tensor();
   const int64_t width = bt.size(1);
@@ -70,10 +74,10 @@ void check_pages(const at::Tensor& block_table, const at::Tensor& lens, const c1
                       ") must lie in [0, kv_len=", len, "]");
     const int64_t needed = (len + page_size - 1) / page_size;
     TORCH_CHECK_VALUE(needed <= width, op, ": sequence ", s, " has ", len, " tokens, needing ", needed,
-                      " pages of ", page_size, ", but the block table has only ", width, " columns");
+                      " pages of ", page_size, ", but ", table_name, " has only ", width, " columns");
     const int32_t* row = bt.data_ptr<int32_t>() + s * width;
     for (int64_t i = start / page_size; i < needed; ++i)
-      TORCH_CHECK_VALUE(row[i] >= 0 && row[i] < num_pages, op, ": page index out of range: block_table[", s, "][", i,
+      TORCH_CHECK_VALUE(row[i] >= 0 && row[i] < num_pages, op, ": page index out of range: ", table_name, "[", s, "][", i,
                         "] = ", row[i], " but the cache has ", num_pages, " pages");
   }
 }

@@ -25,8 +25,9 @@ void check_kv_caches(const at::Tensor& k_cache, const at::Tensor& v_cache, const
 
 // Host-side bounds checks over the (small) index tensors; these synchronize with the device, so callers that
 // already guarantee valid indices (the engine) pass check_bounds=false.
-void check_cu_lens(const at::Tensor& cu_lens, int64_t total, int64_t max_len, const char* op, const char* name);
+void check_cu_lens(const at::Tensor& cu_lens, int64_t total, int64_t max_len, const char* op, const char* name,
+                   const char* max_name);
 void check_pages(const at::Tensor& block_table, const at::Tensor& lens, const c10::optional<at::Tensor>& starts,
-                 int64_t page_size, int64_t num_pages, const char* op);
+                 int64_t page_size, int64_t num_pages, const char* op, const char* table_name = "block_table");
 
 }  // namespace tokasaurus::ops

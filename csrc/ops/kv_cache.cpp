@@ -47,6 +47,9 @@ void kv_write(const at::Tensor& k, const at::Tensor& v, const at::Tensor& k_cach
 std::tuple<at::Tensor, at::Tensor> kv_gather_meta(const at::Tensor& k_cache, const at::Tensor& v_cache,
                                                   const at::Tensor& block_table, const at::Tensor& seq_lens,
                                                   int64_t total_tokens, bool check_bounds) {
+  TORCH_CHECK_VALUE(k_cache.dim() == 4 && v_cache.dim() == 4, "kv_gather: k_cache and v_cache must be "
+                    "[num_pages, page_size, kv_heads, head_dim], got ", k_cache.sizes(), " and ", v_cache.sizes());
+  TORCH_CHECK_VALUE(total_tokens >= 0, "kv_gather: total_tokens must be >= 0, got ", total_tokens);
   const auto opts = k_cache.options();
   return {at::empty({total_tokens, k_cache.size(2), k_cache.size(3)}, opts),
           at::empty({total_tokens, v_cache.size(2), v_cache.size(3)}, opts)};
@@ -60,7 +63,7 @@ std::tuple<at::Tensor, at::Tensor> kv_gather(const at::Tensor& k_cache, const at
   return {k_out, v_out};
 }
 
-std::tuple<at::Tensor&, at::Tensor&> kv_gather_out(const at::Tensor& k_cache, const at::Tensor& v_cache,
+void kv_gather_out(const at::Tensor& k_cache, const at::Tensor& v_cache,
                                                    const at::Tensor& block_table, const at::Tensor& seq_lens,
                                                    int64_t total_tokens, bool check_bounds, at::Tensor& k_out,
                                                    at::Tensor& v_out) {
@@ -96,7 +99,6 @@ std::tuple<at::Tensor&, at::Tensor&> kv_gather_out(const at::Tensor& k_cache, co
   p.kv_heads = k_cache.size(2);
   p.head_dim = k_cache.size(3);
   if (p.num_seqs > 0 && total_tokens > 0) TOKASAURUS_LAUNCH(kv_gather, k_cache, p, scalar_kind(k_cache, op, "k_cache"));
-  return {k_out, v_out};
 }
 
 }  // namespace tokasaurus::ops

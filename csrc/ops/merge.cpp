@@ -12,7 +12,7 @@ std::tuple<at::Tensor, at::Tensor> merge_attention_states(const at::Tensor& out_
   return {out, lse};
 }
 
-std::tuple<at::Tensor&, at::Tensor&> merge_attention_states_out(const at::Tensor& out_a, const at::Tensor& lse_a,
+void merge_attention_states_out(const at::Tensor& out_a, const at::Tensor& lse_a,
                                                                 const at::Tensor& out_b, const at::Tensor& lse_b,
                                                                 at::Tensor& out, at::Tensor& lse) {
   constexpr const char* op = "merge_attention_states";
@@ -43,7 +43,6 @@ std::tuple<at::Tensor&, at::Tensor&> merge_attention_states_out(const at::Tensor
   p.num_rows = a.size(0) * a.size(1);
   p.head_dim = a.size(2);
   if (p.num_rows > 0) TOKASAURUS_LAUNCH(merge_states, a, p, kind);
-  return {out, lse};
 }
 
 }  // namespace tokasaurus::ops
