@@ -60,7 +60,7 @@ void run_attention(const AttentionArgNames& names, const at::Tensor& q, const at
     check_pages(block_table, kv_lens, kv_starts, k_cache.size(1), k_cache.size(0), op, names.block_table);
   }
 
-  check_output(out, shape_str(q.sizes()), q.scalar_type(), q, op, "out");
+  check_output(out, q.sizes(), q.scalar_type(), q, op, "out");
   check_output(lse, {q.size(0), q.size(1)}, at::kFloat, q, op, "lse");
   AttentionParams p{};
   p.q = q.data_ptr();

@@ -31,8 +31,8 @@ void merge_attention_states_out(const at::Tensor& out_a, const at::Tensor& lse_a
   const ScalarKind kind = scalar_kind(out_a, op, "out_a");
   const at::Tensor a = out_a.contiguous(), b = out_b.contiguous();
   const at::Tensor la = lse_a.contiguous(), lb = lse_b.contiguous();
-  check_output(out, shape_str(a.sizes()), a.scalar_type(), a, op, "out");
-  check_output(lse, shape_str(la.sizes()), at::kFloat, a, op, "lse");
+  check_output(out, a.sizes(), a.scalar_type(), a, op, "out");
+  check_output(lse, la.sizes(), at::kFloat, a, op, "lse");
   MergeParams p{};
   p.out_a = a.data_ptr();
   p.lse_a = la.data_ptr<float>();
