@@ -10,6 +10,9 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   nvcc --version | tail -1
 } 2>&1 | tee "$OUT/machine.txt"
+# The device image's default g++ (/opt/gcc) binds libstdc++'s ostream inserters inside the extension, which then
+# crash when an error message formats a number; the system g++ links them from libstdc++.so like torch does.
+if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++; fi
 TOKASAURUS_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="8.0 9.0a" python3 setup.py build_ext --inplace \
   > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 timeout 300 python3 -m pytest tests/kernels -q -p no:cacheprovider -k "cuda" 2>&1 | tee "$OUT/cuda_tests.txt" | tail -25
