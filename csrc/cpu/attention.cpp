@@ -17,7 +17,7 @@ namespace tokasaurus::cpu {
 namespace {
 
 constexpr int64_t kKeyBlock = 64;
-constexpr int64_t kMaxTileRows = 64;
+constexpr int64_t kMaxTileRows = 96;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct WorkItem {

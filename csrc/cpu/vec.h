@@ -1,6 +1,6 @@
-// A 16-lane fp32 vector (GCC vector extension: AVX-512 registers where the build targets them, two AVX2 or four
-// SSE registers otherwise), a vectorized exp, and the register-blocked C += A * B tile product that both halves
-// of the attention kernel (S = Q K^T and O += P V) run on.
+// An fp32 vector as wide as one register of the build's target (GCC vector extension: 16 lanes with AVX-512, 8
+// otherwise), a vectorized exp, and the register-blocked C += A * B tile product that both halves of the
+// attention kernel (S = Q K^T and O += P V) run on.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,13 @@
 
 namespace tokasaurus::cpu {
 
+#ifdef __AVX512F__
 constexpr int kLanes = 16;
+constexpr int kTileRows = 8;  // 8 x 2 accumulators of the 32 vector registers
+#else
+constexpr int kLanes = 8;
+constexpr int kTileRows = 4;  // 4 x 2 accumulators of the 16 vector registers
+#endif
 typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
 typedef int32_t vint __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
@@ -78,14 +84,16 @@ inline void tile_product(const float* a, int64_t lda, const float* b, int64_t ld
   }
 }
 
-// C[m x n] (+)= A[m x k] * B[k x n] for n a multiple of 2*kLanes, in 4-row blocks plus single-row leftovers.
+// C[m x n] (+)= A[m x k] * B[k x n] for n a multiple of 2*kLanes, in kTileRows-row blocks plus leftovers.
 template <bool kAccumulate>
 inline void matmul(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
                    int64_t n, int64_t k) {
   for (int64_t col = 0; col < n; col += 2 * kLanes) {
     int64_t row = 0;
-    for (; row + 4 <= m; row += 4)
-      tile_product<4, kAccumulate>(a + row * lda, lda, b + col, ldb, c + row * ldc + col, ldc, k);
+    for (; row + kTileRows <= m; row += kTileRows)
+      tile_product<kTileRows, kAccumulate>(a + row * lda, lda, b + col, ldb, c + row * ldc + col, ldc, k);
+    for (; row + 2 <= m; row += 2)
+      tile_product<2, kAccumulate>(a + row * lda, lda, b + col, ldb, c + row * ldc + col, ldc, k);
     for (; row < m; ++row)
       tile_product<1, kAccumulate>(a + row * lda, lda, b + col, ldb, c + row * ldc + col, ldc, k);
   }
