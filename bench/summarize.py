@@ -33,14 +33,17 @@ def kv_table(benchmarks: list[dict]) -> list[str]:
         info, median = b["extra_info"], b["stats"]["median"]
         op = b["name"].split("[")[0].removeprefix("test_")
         gbs = info["bytes"] / median / 1e9
-        lines.append(f"| {op} | {info['impl']} | {info['tokens']} | {info['kv_heads']} | {info['dim']} | "
-                     f"{median * 1e3:.3f} | {gbs:.1f} |")
+        lines.append(
+            f"| {op} | {info['impl']} | {info['tokens']} | {info['kv_heads']} | {info['dim']} | "
+            f"{median * 1e3:.3f} | {gbs:.1f} |"
+        )
     return lines
 
 
 def main(paths: list[str]) -> None:
     for path in paths:
-        data = json.load(open(path))
+        with open(path) as f:
+            data = json.load(f)
         machine = data.get("machine_info", {})
         print(f"\n### {path}\n\n{machine.get('cpu', {}).get('brand_raw', '')} python {machine.get('python_version')}\n")
         benchmarks = data["benchmarks"]

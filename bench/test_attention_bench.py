@@ -35,7 +35,9 @@ def build(batch: int, prefix: int, suffix: int, shape: str, device: str):
     i32 = dict(dtype=torch.int32, device=device)
     return dict(
         q=torch.randn(batch, q_heads, dim, generator=gen).to(dtype).to(device),
-        k_cache=k_cache, v_cache=v_cache, table=table,
+        k_cache=k_cache,
+        v_cache=v_cache,
+        table=table,
         kv_lens=torch.full((batch,), prefix + suffix, **i32),
         kv_starts=torch.full((batch,), prefix, **i32),
         cu_q=torch.arange(batch + 1, **i32),
@@ -43,32 +45,54 @@ def build(batch: int, prefix: int, suffix: int, shape: str, device: str):
         prefix_table=table[:1, :prefix_pages].contiguous(),
         prefix_lens=torch.tensor([prefix], **i32),
         scale=1 / math.sqrt(dim),
-        batch=batch, prefix=prefix, suffix=suffix, shape=(q_heads, kv_heads, dim),
+        batch=batch,
+        prefix=prefix,
+        suffix=suffix,
+        shape=(q_heads, kv_heads, dim),
     )
 
 
 def hydragen(c) -> torch.Tensor:
     pre = ops.hydragen_prefix_attention(
-        c["q"], c["k_cache"], c["v_cache"], c["cu_group"], c["prefix_table"], c["prefix_lens"], c["scale"],
-        c["batch"], check_bounds=False)
+        c["q"],
+        c["k_cache"],
+        c["v_cache"],
+        c["cu_group"],
+        c["prefix_table"],
+        c["prefix_lens"],
+        c["scale"],
+        c["batch"],
+        check_bounds=False,
+    )
     suf = ops.paged_attention(
-        c["q"], c["k_cache"], c["v_cache"], c["cu_q"], c["table"], c["kv_lens"], c["scale"], 1,
-        kv_starts=c["kv_starts"], check_bounds=False)
+        c["q"],
+        c["k_cache"],
+        c["v_cache"],
+        c["cu_q"],
+        c["table"],
+        c["kv_lens"],
+        c["scale"],
+        1,
+        kv_starts=c["kv_starts"],
+        check_bounds=False,
+    )
     return ops.merge_attention_states(*pre, *suf)[0]
 
 
 def paged(c) -> torch.Tensor:
     return ops.paged_attention(
-        c["q"], c["k_cache"], c["v_cache"], c["cu_q"], c["table"], c["kv_lens"], c["scale"], 1,
-        check_bounds=False)[0]
+        c["q"], c["k_cache"], c["v_cache"], c["cu_q"], c["table"], c["kv_lens"], c["scale"], 1, check_bounds=False
+    )[0]
 
 
 def sdpa_inputs(c):
     """Each sequence's K/V as its own contiguous [1, kv_heads, len, dim] tensors (the prefix copied per sequence)."""
     k, v = ops.kv_gather(c["k_cache"], c["v_cache"], c["table"], c["kv_lens"], c["batch"] * (c["prefix"] + c["suffix"]))
     length = c["prefix"] + c["suffix"]
-    per_seq = lambda x: [x[i * length : (i + 1) * length].transpose(0, 1).unsqueeze(0).contiguous()  # noqa: E731
-                         for i in range(c["batch"])]
+
+    def per_seq(x):
+        return [x[i * length : (i + 1) * length].transpose(0, 1).unsqueeze(0).contiguous() for i in range(c["batch"])]
+
     return per_seq(k), per_seq(v)
 
 
@@ -76,8 +100,9 @@ def sdpa(c, ks, vs) -> torch.Tensor:
     outs = []
     for i in range(c["batch"]):
         q = c["q"][i : i + 1].unsqueeze(2)  # [1, q_heads, 1, dim]
-        outs.append(torch.nn.functional.scaled_dot_product_attention(q, ks[i], vs[i], scale=c["scale"],
-                                                                     enable_gqa=True))
+        outs.append(
+            torch.nn.functional.scaled_dot_product_attention(q, ks[i], vs[i], scale=c["scale"], enable_gqa=True)
+        )
     return torch.cat(outs)
 
 

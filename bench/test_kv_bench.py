@@ -63,10 +63,13 @@ def test_kv_gather(run, device, impl, tokens, kv_heads, dim):
     src_k, src_v = k[: out.shape[0]], v[: out.shape[0]]
     out_v = torch.empty_like(out)
     fns = {
-        "kv_gather": lambda: ops.kv_gather(k_cache, v_cache, table, lens, seqs * per_seq, check_bounds=False,
-                                           out=(out, out_v)),
-        "index_select": lambda: (torch.index_select(flat_k, 0, slots, out=out),
-                                 torch.index_select(flat_v, 0, slots, out=out_v)),
+        "kv_gather": lambda: ops.kv_gather(
+            k_cache, v_cache, table, lens, seqs * per_seq, check_bounds=False, out=(out, out_v)
+        ),
+        "index_select": lambda: (
+            torch.index_select(flat_k, 0, slots, out=out),
+            torch.index_select(flat_v, 0, slots, out=out_v),
+        ),
         "copy": lambda: (out.copy_(src_k), out_v.copy_(src_v)),
     }
     run(fns[impl], impl=impl, tokens=seqs * per_seq, kv_heads=kv_heads, dim=dim, bytes=moved)

@@ -36,8 +36,14 @@ class PagedCache:
 
 
 def make_paged_cache(
-    seq_lens: list[int], page_size: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device: str,
-    gen: torch.Generator, spare_pages: int = 3,
+    seq_lens: list[int],
+    page_size: int,
+    kv_heads: int,
+    head_dim: int,
+    dtype: torch.dtype,
+    device: str,
+    gen: torch.Generator,
+    spare_pages: int = 3,
 ) -> PagedCache:
     """Random K/V on a shuffled set of pages (so no sequence's pages are contiguous), plus spare pages."""
     pages_per_seq = [math.ceil(n / page_size) for n in seq_lens]
@@ -53,8 +59,11 @@ def make_paged_cache(
     k = torch.randn(shape, generator=gen).to(dtype)
     v = torch.randn(shape, generator=gen).to(dtype)
     return PagedCache(
-        k_cache=k.to(device), v_cache=v.to(device), block_table=table.to(device),
-        seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=device), page_size=page_size,
+        k_cache=k.to(device),
+        v_cache=v.to(device),
+        block_table=table.to(device),
+        seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=device),
+        page_size=page_size,
     )
 
 

@@ -60,8 +60,15 @@ def test_paged_attention_mixed_batch(device, dtype, shape, num_seqs, page_size, 
     q = strided_queries(sum(q_lens), group * kv_heads, kv_heads, dim, dtype, device, gen)
     scale = 1 / math.sqrt(dim) * 1.3
     out = ops.paged_attention(
-        q, cache.k_cache, cache.v_cache, cu(q_lens, device), cache.block_table, cache.seq_lens, scale,
-        max(q_lens), out=nan_outputs(q),
+        q,
+        cache.k_cache,
+        cache.v_cache,
+        cu(q_lens, device),
+        cache.block_table,
+        cache.seq_lens,
+        scale,
+        max(q_lens),
+        out=nan_outputs(q),
     )
     first = 0
     for s in range(num_seqs):
@@ -81,8 +88,16 @@ def test_paged_attention_kv_starts_skip_keys(device, dtype, gen):
     cache = make_paged_cache(kv_lens, 16, 2, 64, dtype, device, gen)
     q = strided_queries(sum(q_lens), 6, 2, 64, dtype, device, gen)
     out, lse = ops.paged_attention(
-        q, cache.k_cache, cache.v_cache, cu(q_lens, device), cache.block_table, cache.seq_lens, 0.125, 5,
-        kv_starts=torch.tensor(starts, dtype=torch.int32, device=device), out=nan_outputs(q),
+        q,
+        cache.k_cache,
+        cache.v_cache,
+        cu(q_lens, device),
+        cache.block_table,
+        cache.seq_lens,
+        0.125,
+        5,
+        kv_starts=torch.tensor(starts, dtype=torch.int32, device=device),
+        out=nan_outputs(q),
     )
     first = 0
     for s, (n, length, start) in enumerate(zip(q_lens, kv_lens, starts, strict=True)):
@@ -118,26 +133,44 @@ def hydragen_case(num_groups, seqs_per_group, prefix_lens, suffix_len, group, kv
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("group,kv_heads,dim", SHAPES)
 @pytest.mark.parametrize("num_groups,seqs_per_group,suffix_len", [(1, 1, 1), (2, 3, 1), (3, 17, 1), (2, 5, 4)])
-def test_hydragen_equals_full_attention(device, dtype, group, kv_heads, dim, num_groups, seqs_per_group,
-                                        suffix_len, gen):
+def test_hydragen_equals_full_attention(
+    device, dtype, group, kv_heads, dim, num_groups, seqs_per_group, suffix_len, gen
+):
     """Prefix attention (all of a group's queries at once) + suffix attention + merge == attention over
     prefix||suffix, and the prefix half alone matches the reference over the prefix."""
     prefix_lens = [32, 77, 160][:num_groups]  # page-aligned and not
     cache, q, q_lens, seq_lens = hydragen_case(
-        num_groups, seqs_per_group, prefix_lens, suffix_len, group, kv_heads, dim, dtype, device, gen)
+        num_groups, seqs_per_group, prefix_lens, suffix_len, group, kv_heads, dim, dtype, device, gen
+    )
     scale = 1 / math.sqrt(dim)
     groups_cu = cu([seqs_per_group * suffix_len] * num_groups, device)
     prefix_table = cache.block_table[::seqs_per_group].contiguous()
     prefix_len_t = torch.tensor(prefix_lens, dtype=torch.int32, device=device)
     pre = ops.hydragen_prefix_attention(
-        q, cache.k_cache, cache.v_cache, groups_cu, prefix_table, prefix_len_t, scale, seqs_per_group * suffix_len,
+        q,
+        cache.k_cache,
+        cache.v_cache,
+        groups_cu,
+        prefix_table,
+        prefix_len_t,
+        scale,
+        seqs_per_group * suffix_len,
         out=nan_outputs(q),
     )
-    starts = torch.tensor([prefix_lens[i // seqs_per_group] for i in range(len(seq_lens))], dtype=torch.int32,
-                          device=device)
+    starts = torch.tensor(
+        [prefix_lens[i // seqs_per_group] for i in range(len(seq_lens))], dtype=torch.int32, device=device
+    )
     suf = ops.paged_attention(
-        q, cache.k_cache, cache.v_cache, cu(q_lens, device), cache.block_table, cache.seq_lens, scale, suffix_len,
-        kv_starts=starts, out=nan_outputs(q),
+        q,
+        cache.k_cache,
+        cache.v_cache,
+        cu(q_lens, device),
+        cache.block_table,
+        cache.seq_lens,
+        scale,
+        suffix_len,
+        kv_starts=starts,
+        out=nan_outputs(q),
     )
     merged = ops.merge_attention_states(*pre, *suf, out=nan_outputs(q))
     lse_dtype = torch.float32 if dtype == torch.float32 else dtype

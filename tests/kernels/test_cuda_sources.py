@@ -16,8 +16,17 @@ def test_cuda_kernels_compile_without_torch(tmp_path):
     sources = sorted((ROOT / "csrc" / "cuda").glob("*.cu"))
     assert sources, "no CUDA sources found"
     archs = os.environ.get("TOKASAURUS_CHECK_CUDA_ARCHS", "90a")
-    configure = ["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-G", "Ninja",
-                 "-DTOKASAURUS_CUDA_KERNELS_ONLY=ON", f"-DTOKASAURUS_CUDA_ARCHS={archs}"]
+    configure = [
+        "cmake",
+        "-S",
+        str(ROOT),
+        "-B",
+        str(tmp_path),
+        "-G",
+        "Ninja",
+        "-DTOKASAURUS_CUDA_KERNELS_ONLY=ON",
+        f"-DTOKASAURUS_CUDA_ARCHS={archs}",
+    ]
     subprocess.run(configure, check=True, capture_output=True, text=True)
     build = subprocess.run(["cmake", "--build", str(tmp_path), "-j", "2"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout + build.stderr
