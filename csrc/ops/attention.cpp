@@ -1,6 +1,4 @@
-#include <algorithm>
 #include <cmath>
-#include <tuple>
 
 #include "ops/checks.h"
 #include "ops/launch.h"
@@ -117,64 +115,12 @@ std::tuple<at::Tensor, at::Tensor> paged_attention(const at::Tensor& q, const at
   return {out, lse};
 }
 
-namespace {
-
-// How many key ranges to split each Hydragen prefix into so the GPU has work for every multiprocessor: a few
-// groups times a few kv heads can make far fewer CTAs than SMs (split-KV, as in flash-decoding). 1 on the CPU,
-// whose threads are kept busy by the tiles alone.
-int64_t prefix_kv_splits(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& prefix_lens,
-                         int64_t max_group_q_len) {
-#ifdef TOKASAURUS_WITH_CUDA
-  if (!q.is_cuda() || q.dim() != 3 || k_cache.dim() != 4 || k_cache.size(2) <= 0 || prefix_lens.dim() != 1 ||
-      prefix_lens.size(0) == 0 || q.size(1) % k_cache.size(2) != 0)
-    return 1;  // let the unsplit path report the bad argument
-  constexpr int64_t kRowsPerCta = 64;
-  const int64_t rows = max_group_q_len * (q.size(1) / k_cache.size(2));
-  const int64_t ctas = prefix_lens.size(0) * k_cache.size(2) * std::max<int64_t>(1, (rows + kRowsPerCta - 1) / kRowsPerCta);
-  const int64_t sms = at::cuda::getDeviceProperties(q.get_device())->multiProcessorCount;
-  return std::clamp<int64_t>(2 * sms / ctas, 1, 8);
-#else
-  return 1;
-#endif
-}
-
-}  // namespace
-
 void hydragen_prefix_attention_out(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& cu_group_q_lens,
     const at::Tensor& prefix_block_table, const at::Tensor& prefix_lens, double scale, int64_t max_group_q_len,
     bool check_bounds, at::Tensor& out, at::Tensor& lse) {
-  const int64_t splits = prefix_kv_splits(q, k_cache, prefix_lens, max_group_q_len);
-  if (splits == 1) {
-    run_attention(kPrefixNames, q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, prefix_lens,
-                  c10::nullopt, scale, max_group_q_len, check_bounds, /*causal=*/false, out, lse);
-    return;
-  }
-  // Split i attends keys [len * i / splits, len * (i + 1) / splits) of every prefix; the partial results are
-  // merged exactly. The first launch validates every argument; the page bounds are then checked over the
-  // whole prefixes.
-  check_output(out, q.sizes(), q.scalar_type(), q, kPrefixNames.op, "out");
-  check_output(lse, {q.size(0), q.size(1)}, at::kFloat, q, kPrefixNames.op, "lse");
-  const at::Tensor lens = prefix_lens.to(at::kLong);
-  at::Tensor acc_out, acc_lse;
-  for (int64_t i = 0; i < splits; ++i) {
-    const at::Tensor start = at::div(lens * i, splits, "floor").to(at::kInt);
-    const at::Tensor end = at::div(lens * (i + 1), splits, "floor").to(at::kInt);
-    auto [part_out, part_lse] = attention_meta(q);
-    run_attention(kPrefixNames, q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, end, start, scale,
-                  max_group_q_len, check_bounds && i == 0, /*causal=*/false, part_out, part_lse);
-    if (i == 0) {
-      if (check_bounds)
-        check_pages(prefix_block_table, prefix_lens, c10::nullopt, k_cache.size(1), k_cache.size(0),
-                    kPrefixNames.op, kPrefixNames.block_table);
-      acc_out = part_out;
-      acc_lse = part_lse;
-    } else if (i + 1 < splits) {
-      std::tie(acc_out, acc_lse) = merge_attention_states(acc_out, acc_lse, part_out, part_lse);
-    } else {
-      merge_attention_states_out(acc_out, acc_lse, part_out, part_lse, out, lse);
-    }
-  }
+  run_attention(kPrefixNames, q, k_cache, v_cache, cu_group_q_lens, prefix_block_table, prefix_lens,
+                c10::nullopt, scale, max_group_q_len, check_bounds, /*causal=*/false, out, lse);
 }
 
 std::tuple<at::Tensor, at::Tensor> hydragen_prefix_attention(const at::Tensor& q, const at::Tensor& k_cache,
