@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers
 
-from tokasaurus_ext.models.batch import ForwardBatch
+from tokasaurus_ext.models.batch import ForwardBatch, HydragenGroups
 from tokasaurus_ext.weights.safetensors import load_hf_dir
 
 PAGE = 16
@@ -143,3 +143,35 @@ def test_chunked_prefill_matches_single_prefill(checkpoint, chunk):
     whole, _ = generate(ours, PROMPTS, 8)
     chunked, _ = generate(ours, PROMPTS, 8, chunk=chunk)
     assert chunked == whole
+
+
+def test_hydragen_groups_give_the_same_tokens(checkpoint):
+    """Three prompts sharing a 37-token prefix decode with Hydragen (their queries attend the prefix on sequence
+    0's pages all at once, then their own suffixes) and produce the tokens of plain paged attention."""
+    _, ours = checkpoint
+    shared = list(range(30, 67))
+    prompts = [shared + [3, 9], shared + [120], shared + [5, 6, 7, 8]]
+    steps = 12
+    expected, _ = generate(ours, prompts, steps)
+
+    seqs = Sequences(prompts, max(map(len, prompts)) + steps + 1)
+    cache = ours.new_kv_cache(seqs.num_pages, PAGE)
+    logits = torch.empty(len(prompts), ours.cfg.vocab_size)
+    batch, owners = seqs.batch()
+    logits[owners] = ours.forward(batch, cache)
+    prefix_len = len(shared)
+    for _ in range(steps):
+        for s, t in enumerate(logits.argmax(-1).tolist()):
+            seqs.tokens[s].append(t)
+        batch, owners = seqs.batch()
+        batch.hydragen = HydragenGroups(
+            num_rows=len(prompts),  # one decode row per sequence, all in one group
+            cu_group_q_lens=torch.tensor([0, len(prompts)], dtype=torch.int32),
+            prefix_block_table=seqs.table[:1].contiguous(),
+            prefix_lens=torch.tensor([prefix_len], dtype=torch.int32),
+            max_group_q_len=len(prompts),
+            kv_starts=torch.full((len(prompts),), prefix_len, dtype=torch.int32),
+        )
+        logits[owners] = ours.forward(batch, cache)
+    got = [t[len(p) :] for t, p in zip(seqs.tokens, prompts, strict=True)]
+    assert got == expected

@@ -51,7 +51,8 @@ class LlamaModel:
         q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)
         k_cache, v_cache = cache
         ops.kv_write(k, v, k_cache, v_cache, batch.slots, check_bounds=False)
-        out, _ = ops.paged_attention(
+        groups = batch.hydragen
+        out, lse = ops.paged_attention(
             q,
             k_cache,
             v_cache,
@@ -60,8 +61,25 @@ class LlamaModel:
             batch.kv_lens,
             self.scale,
             batch.max_q_len,
+            kv_starts=groups.kv_starts if groups else None,
             check_bounds=False,
         )
+        if groups is not None:
+            # Hydragen: the grouped rows attend their shared prefix together, then merge with their own suffix.
+            n = groups.num_rows
+            prefix = ops.hydragen_prefix_attention(
+                q[:n],
+                k_cache,
+                v_cache,
+                groups.cu_group_q_lens,
+                groups.prefix_block_table,
+                groups.prefix_lens,
+                self.scale,
+                groups.max_group_q_len,
+                check_bounds=False,
+            )
+            merged, _ = ops.merge_attention_states(*prefix, out[:n], lse[:n])
+            out = torch.cat([merged, out[n:]])
         return self._proj(out.view(t, -1), p + "o_proj")
 
     def forward(self, batch: ForwardBatch, kv_cache: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
