@@ -26,7 +26,7 @@ void run_attention(const AttentionArgNames& names, const at::Tensor& q, const at
   const char* op = names.op;
   check_kv_caches(k_cache, v_cache, op);
   const int64_t kv_heads = k_cache.size(2), dim = k_cache.size(3);
-  TORCH_CHECK_VALUE(q.dim() == 3, op, ": q must be [num_tokens, q_heads, head_dim], got ", shape_str(q.sizes()));
+  TORCH_CHECK_VALUE(q.dim() == 3, op, ": q must be [num_tokens, q_heads, head_dim], got ", q.sizes());
   TORCH_CHECK_VALUE(q.size(2) == dim, op, ": q head_dim ", q.size(2), " differs from the cache head_dim ", dim);
   TORCH_CHECK_VALUE(q.size(1) % kv_heads == 0, op, ": q_heads (", q.size(1), ") must be a multiple of kv_heads (",
                     kv_heads, ")");
@@ -90,7 +90,7 @@ void run_attention(const AttentionArgNames& names, const at::Tensor& q, const at
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> attention_meta(const at::Tensor& q) {
-  TORCH_CHECK_VALUE(q.dim() == 3, "attention: q must be [num_tokens, q_heads, head_dim], got ", shape_str(q.sizes()));
+  TORCH_CHECK_VALUE(q.dim() == 3, "attention: q must be [num_tokens, q_heads, head_dim], got ", q.sizes());
   return {at::empty(q.sizes(), q.options()), at::empty({q.size(0), q.size(1)}, q.options().dtype(at::kFloat))};
 }
 

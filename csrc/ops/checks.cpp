@@ -2,12 +2,6 @@
 
 namespace tokasaurus::ops {
 
-std::string shape_str(at::IntArrayRef sizes) {
-  std::string s = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
-}
-
 ScalarKind scalar_kind(const at::Tensor& t, const char* op, const char* name) {
   switch (t.scalar_type()) {
     case at::kFloat: return ScalarKind::kFloat32;
@@ -25,13 +19,13 @@ void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* o
 
 void check_index(const at::Tensor& t, at::ScalarType dtype, int64_t dim, const char* op, const char* name) {
   TORCH_CHECK_VALUE(t.scalar_type() == dtype, op, ": ", name, " must be ", dtype, ", got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.dim() == dim, op, ": ", name, " must have ", dim, " dimensions, got shape ", shape_str(t.sizes()));
+  TORCH_CHECK_VALUE(t.dim() == dim, op, ": ", name, " must have ", dim, " dimensions, got shape ", t.sizes());
   TORCH_CHECK_VALUE(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 
 void check_output(const at::Tensor& t, at::IntArrayRef sizes, at::ScalarType dtype, const at::Tensor& ref,
                   const char* op, const char* name) {
-  TORCH_CHECK_VALUE(t.sizes() == sizes, op, ": ", name, " must have shape ", shape_str(sizes), ", got ", shape_str(t.sizes()));
+  TORCH_CHECK_VALUE(t.sizes() == sizes, op, ": ", name, " must have shape ", sizes, ", got ", t.sizes());
   TORCH_CHECK_VALUE(t.scalar_type() == dtype, op, ": ", name, " must be ", dtype, ", got ", t.scalar_type());
   TORCH_CHECK_VALUE(t.is_contiguous(), op, ": ", name, " must be contiguous");
   check_same_device(t, ref, op, name);
@@ -39,14 +33,14 @@ void check_output(const at::Tensor& t, at::IntArrayRef sizes, at::ScalarType dty
 
 void check_kv_caches(const at::Tensor& k_cache, const at::Tensor& v_cache, const char* op) {
   TORCH_CHECK_VALUE(k_cache.dim() == 4, op, ": k_cache must be [num_pages, page_size, kv_heads, head_dim], got ",
-                    shape_str(k_cache.sizes()));
-  TORCH_CHECK_VALUE(v_cache.sizes() == k_cache.sizes(), op, ": v_cache shape ", shape_str(v_cache.sizes()),
-                    " differs from k_cache shape ", shape_str(k_cache.sizes()));
+                    k_cache.sizes());
+  TORCH_CHECK_VALUE(v_cache.sizes() == k_cache.sizes(), op, ": v_cache shape ", v_cache.sizes(),
+                    " differs from k_cache shape ", k_cache.sizes());
   TORCH_CHECK_VALUE(v_cache.scalar_type() == k_cache.scalar_type(), op, ": v_cache dtype ", v_cache.scalar_type(),
                     " differs from k_cache dtype ", k_cache.scalar_type());
   for (int64_t d = 0; d < 4; ++d)
     TORCH_CHECK_VALUE(k_cache.size(d) > 0, op, ": every k_cache dimension [num_pages, page_size, kv_heads, head_dim] ",
-                      "must be positive, got ", shape_str(k_cache.sizes()));
+                      "must be positive, got ", k_cache.sizes());
   TORCH_CHECK_VALUE(k_cache.is_contiguous() && v_cache.is_contiguous(), op, ": k_cache and v_cache must be contiguous");
   check_same_device(v_cache, k_cache, op, "v_cache");
   scalar_kind(k_cache, op, "k_cache");

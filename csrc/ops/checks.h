@@ -3,14 +3,9 @@
 
 #include <ATen/ATen.h>
 
-#include <string>
-
 #include "tokasaurus/params.h"
 
 namespace tokasaurus::ops {
-
-// "[2, 16, 3, 64]": shapes for error messages, formatted here rather than through c10's ArrayRef printer.
-std::string shape_str(at::IntArrayRef sizes);
 
 // The kernels' scalar kind for a float tensor; ValueError for any other dtype.
 ScalarKind scalar_kind(const at::Tensor& t, const char* op, const char* name);

@@ -12,7 +12,7 @@ void kv_write(const at::Tensor& k, const at::Tensor& v, const at::Tensor& k_cach
   const int64_t heads = k_cache.size(2), dim = k_cache.size(3);
   for (const auto& [t, name] : {std::pair{k, "k"}, std::pair{v, "v"}}) {
     TORCH_CHECK_VALUE(t.dim() == 3 && t.size(1) == heads && t.size(2) == dim, op, ": ", name,
-                      " must be [num_tokens, kv_heads=", heads, ", head_dim=", dim, "], got ", shape_str(t.sizes()));
+                      " must be [num_tokens, kv_heads=", heads, ", head_dim=", dim, "], got ", t.sizes());
     TORCH_CHECK_VALUE(t.size(0) == slots.numel(), op, ": ", name, " has ", t.size(0), " tokens but slots has ",
                       slots.numel());
     TORCH_CHECK_VALUE(t.scalar_type() == k_cache.scalar_type(), op, ": ", name, " dtype ", t.scalar_type(),
@@ -48,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor> kv_gather_meta(const at::Tensor& k_cache, con
                                                   const at::Tensor& block_table, const at::Tensor& seq_lens,
                                                   int64_t total_tokens, bool check_bounds) {
   TORCH_CHECK_VALUE(k_cache.dim() == 4 && v_cache.dim() == 4, "kv_gather: k_cache and v_cache must be "
-                    "[num_pages, page_size, kv_heads, head_dim], got ", shape_str(k_cache.sizes()), " and ", shape_str(v_cache.sizes()));
+                    "[num_pages, page_size, kv_heads, head_dim], got ", k_cache.sizes(), " and ", v_cache.sizes());
   TORCH_CHECK_VALUE(total_tokens >= 0, "kv_gather: total_tokens must be >= 0, got ", total_tokens);
   const auto opts = k_cache.options();
   return {at::empty({total_tokens, k_cache.size(2), k_cache.size(3)}, opts),

@@ -16,15 +16,15 @@ void merge_attention_states_out(const at::Tensor& out_a, const at::Tensor& lse_a
                                                                 const at::Tensor& out_b, const at::Tensor& lse_b,
                                                                 at::Tensor& out, at::Tensor& lse) {
   constexpr const char* op = "merge_attention_states";
-  TORCH_CHECK_VALUE(out_a.dim() == 3, op, ": out_a must be [num_tokens, heads, head_dim], got ", shape_str(out_a.sizes()));
-  TORCH_CHECK_VALUE(out_b.sizes() == out_a.sizes(), op, ": out_b shape ", shape_str(out_b.sizes()), " differs from out_a shape ",
-                    shape_str(out_a.sizes()));
+  TORCH_CHECK_VALUE(out_a.dim() == 3, op, ": out_a must be [num_tokens, heads, head_dim], got ", out_a.sizes());
+  TORCH_CHECK_VALUE(out_b.sizes() == out_a.sizes(), op, ": out_b shape ", out_b.sizes(), " differs from out_a shape ",
+                    out_a.sizes());
   TORCH_CHECK_VALUE(out_b.scalar_type() == out_a.scalar_type(), op, ": out_b dtype ", out_b.scalar_type(),
                     " differs from out_a dtype ", out_a.scalar_type());
   for (const auto& [t, name] : {std::pair{lse_a, "lse_a"}, std::pair{lse_b, "lse_b"}}) {
     TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat, op, ": ", name, " must be float32, got ", t.scalar_type());
     TORCH_CHECK_VALUE(t.dim() == 2 && t.size(0) == out_a.size(0) && t.size(1) == out_a.size(1), op, ": ", name,
-                      " must be [", out_a.size(0), ", ", out_a.size(1), "], got ", shape_str(t.sizes()));
+                      " must be [", out_a.size(0), ", ", out_a.size(1), "], got ", t.sizes());
     check_same_device(t, out_a, op, name);
   }
   check_same_device(out_b, out_a, op, "out_b");
