@@ -345,9 +345,10 @@ __global__ void __launch_bounds__(128) attention_mma_kernel(AttentionParams p) {
   }
 }
 
+// `rows`: the most query rows (tokens x q heads per kv head) any segment has; one grid z-slice per tile of them.
 template <typename Kernel>
-void launch(Kernel kernel, const AttentionParams& p, int64_t rows_per_tile, size_t smem, cudaStream_t stream) {
-  const int64_t rows = p.max_q_per_segment * (p.q_heads / p.kv_heads);
+void launch(Kernel kernel, const AttentionParams& p, int64_t rows, int64_t rows_per_tile, size_t smem,
+            cudaStream_t stream) {
   const int64_t tiles = (rows + rows_per_tile - 1) / rows_per_tile;
   if (tiles == 0) return;
   if (tiles > 65535 || p.num_segments > 2147483647 || p.kv_heads > 65535)
@@ -365,11 +366,11 @@ void launch_for_dim(const AttentionParams& p, cudaStream_t stream) {
     if (rows > 16 && aligned16(p.q) && aligned16(p.k_cache) && aligned16(p.v_cache) && p.q_token_stride % 8 == 0 &&
         p.q_head_stride % 8 == 0) {
       const size_t smem = size_t(kMmaRows + 2 * kMmaKeys) * kMmaStride<D> * sizeof(T);
-      launch(attention_mma_kernel<T, D>, p, kMmaRows, smem, stream);
+      launch(attention_mma_kernel<T, D>, p, rows, kMmaRows, smem, stream);
       return;
     }
   }
-  launch(attention_simt_kernel<T, D>, p, 16, 0, stream);
+  launch(attention_simt_kernel<T, D>, p, rows, 16, 0, stream);
 }
 
 }  // namespace

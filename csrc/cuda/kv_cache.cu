@@ -7,7 +7,8 @@
 namespace tokasaurus::cuda {
 namespace {
 
-// Copies `count` elements of `Vec` (uint4 for 16-byte moves, or the scalar type itself) per head.
+// One block per token; moves its kv_heads x head_dim row in units of `Vec` (uint4 for 16-byte moves, or the
+// scalar type itself), `vecs_per_head` per head.
 template <typename Vec>
 __global__ void kv_write_kernel(KvWriteParams p, int64_t vecs_per_head, int64_t elems_per_vec) {
   const int64_t token = blockIdx.x;

